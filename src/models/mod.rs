@@ -1,0 +1,46 @@
+//! The model families, each one struct behind the `Model` trait the training
+//! loop drives. tch lives here, in data/ and in train.rs only.
+
+pub mod rnn;
+
+use tch::{Kind, Reduction, Tensor, nn};
+
+use crate::spec::ModelSpec;
+
+/// What the training loop needs of a model.
+pub trait Model {
+    /// Mean loss over a training batch, with the graph for backward.
+    fn train_loss(&self, images: &Tensor, labels: &Tensor) -> Tensor;
+
+    /// Summed loss over an evaluation batch (no dropout) and, for a
+    /// classifier, the number of correct predictions; both stay on the
+    /// device. `first` is the batch's offset in its split, for models whose
+    /// held-out loss uses fixed per-example noise.
+    fn eval_batch(&self, images: &Tensor, labels: &Tensor, first: i64) -> (Tensor, Option<Tensor>);
+}
+
+/// Build the model a spec names, its parameters created under `vs`.
+pub fn build(spec: &ModelSpec, vs: &nn::Path) -> Box<dyn Model> {
+    match spec {
+        ModelSpec::Rnn(p) => Box::new(rnn::RnnClassifier::new(vs, p)),
+    }
+}
+
+/// Number of trainable scalars.
+pub fn parameter_count(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum()
+}
+
+/// MNIST's mean and standard deviation, for classifiers' inputs.
+pub const MNIST_MEAN: f64 = 0.1307;
+pub const MNIST_STD: f64 = 0.3081;
+
+/// Shared by the classifiers: loss sum and correct count of a batch.
+pub fn classifier_eval(logits: &Tensor, labels: &Tensor) -> (Tensor, Option<Tensor>) {
+    let loss = logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Sum, -100, 0.0);
+    let correct = logits
+        .argmax(-1, false)
+        .eq_tensor(labels)
+        .sum(Kind::Int64);
+    (loss, Some(correct))
+}
