@@ -16,7 +16,11 @@ use crate::schedule;
 use crate::store::{Store, StoredState};
 
 #[derive(Debug, Parser)]
-#[command(name = "converge", version, about = "Sweep learning rates declaratively; rank runs by how they converge")]
+#[command(
+    name = "converge",
+    version,
+    about = "Sweep learning rates declaratively; rank runs by how they converge"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -122,7 +126,10 @@ fn run_cmd(target: &Target, quiet: bool) -> Result<(), Error> {
         summary.computed, summary.reused
     ));
     if summary.diverged > 0 {
-        out(&format!("{} run(s) diverged (kept, ranked by their initial loss)\n", summary.diverged));
+        out(&format!(
+            "{} run(s) diverged (kept, ranked by their initial loss)\n",
+            summary.diverged
+        ));
     }
     if summary.failed > 0 {
         return Err(Error::RunsFailed(summary.failed));

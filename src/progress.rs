@@ -73,10 +73,8 @@ impl Observer for ProgressView {
                 self.bar
                     .set_position(((epoch - 1) * self.steps + step) as u64);
                 if let Some(loss) = loss {
-                    self.bar.set_message(format!(
-                        "epoch {epoch}/{} loss {loss:.4}",
-                        self.epochs
-                    ));
+                    self.bar
+                        .set_message(format!("epoch {epoch}/{} loss {loss:.4}", self.epochs));
                 }
             }
             SweepEvent::Train(TrainEvent::Epoch(row)) => {
@@ -94,7 +92,9 @@ impl Observer for ProgressView {
             } => {
                 self.bar.finish_and_clear();
                 let detail = match (state, last) {
-                    (RunState::Failed, _) => format!("FAILED: {}", error.unwrap_or("unknown error")),
+                    (RunState::Failed, _) => {
+                        format!("FAILED: {}", error.unwrap_or("unknown error"))
+                    }
                     (RunState::Diverged, Some(row)) => format!("diverged at epoch {}", row.epoch),
                     (_, Some(row)) => match row.test_accuracy {
                         Some(acc) => format!(

@@ -31,8 +31,15 @@ pub struct EpochRecord {
 }
 
 pub enum TrainEvent<'a> {
-    Started { parameters: i64, steps_per_epoch: i64 },
-    Step { epoch: i64, step: i64, loss: Option<f64> },
+    Started {
+        parameters: i64,
+        steps_per_epoch: i64,
+    },
+    Step {
+        epoch: i64,
+        step: i64,
+        loss: Option<f64>,
+    },
     Epoch(&'a EpochRecord),
 }
 
@@ -40,7 +47,9 @@ pub enum TrainEvent<'a> {
 pub enum Outcome {
     Done,
     /// A non-finite loss stopped the run at this epoch.
-    Diverged { epoch: i64 },
+    Diverged {
+        epoch: i64,
+    },
 }
 
 /// Resolve a manifest's device choice: "auto" takes the first CUDA device
@@ -50,7 +59,10 @@ pub fn device(choice: &str) -> Result<Device, String> {
         "auto" => Ok(Device::cuda_if_available()),
         "cpu" => Ok(Device::Cpu),
         "cuda" | "cuda:0" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+        other => match other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             Some(n) if (n as i64) < tch::Cuda::device_count() => Ok(Device::Cuda(n)),
             _ => Err(format!(
                 "device {other:?} is not available (CUDA devices here: {})",
@@ -154,8 +166,9 @@ fn optimizer(spec: &RunSpec, vs: &nn::VarStore) -> nn::Optimizer {
     let built = match t.optimizer {
         Optimizer::Adam => nn::Adam::default().wd(t.weight_decay).build(vs, spec.lr),
         Optimizer::Adamw => nn::AdamW::default().wd(t.weight_decay).build(vs, spec.lr),
-        Optimizer::Sgd => nn::sgd(t.momentum.unwrap_or(0.0), 0.0, t.weight_decay, false)
-            .build(vs, spec.lr),
+        Optimizer::Sgd => {
+            nn::sgd(t.momentum.unwrap_or(0.0), 0.0, t.weight_decay, false).build(vs, spec.lr)
+        }
     };
     built.expect("optimizer over a fresh VarStore")
 }

@@ -16,21 +16,33 @@ fn every_broken_manifest_exits_2_names_the_place_and_writes_nothing() {
     assert!(files.len() >= 15);
     for file in files {
         let first = std::fs::read_to_string(&file).unwrap();
-        let expect = first.lines().next().unwrap().trim_start_matches("# expect: ");
+        let expect = first
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("# expect: ");
         let (place, message) = expect.split_at(expect.find(": ").unwrap());
         let p = Project::new();
         for cmd in ["plan", "run", "report"] {
-            let out = p
-                .converge(&[cmd, file.to_str().unwrap()])
-                .output()
-                .unwrap();
+            let out = p.converge(&[cmd, file.to_str().unwrap()]).output().unwrap();
             let err = stderr(&out);
-            assert_eq!(out.status.code(), Some(2), "{cmd} {}: {err}", file.display());
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{cmd} {}: {err}",
+                file.display()
+            );
             let headline = format!("error: {}:{place}", file.display());
-            assert!(err.starts_with(&headline), "{cmd}: expected {headline}\ngot: {err}");
+            assert!(
+                err.starts_with(&headline),
+                "{cmd}: expected {headline}\ngot: {err}"
+            );
             assert!(err.contains(message.trim_start_matches(": ")), "{err}");
             assert!(!err.contains("panicked"), "{err}");
-            assert!(!p.results().exists(), "{cmd} wrote results for a broken manifest");
+            assert!(
+                !p.results().exists(),
+                "{cmd} wrote results for a broken manifest"
+            );
         }
     }
 }
@@ -60,9 +72,10 @@ fn missing_dataset_files_exit_3_naming_the_file() {
     let empty = p.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let manifest = p.write_manifest("nodata", "1e-3", "");
-    let text = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .replace(&data_dir().display().to_string(), &empty.display().to_string());
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        &data_dir().display().to_string(),
+        &empty.display().to_string(),
+    );
     std::fs::write(&manifest, text).unwrap();
     p.converge(&["run", "nodata.toml"])
         .assert()

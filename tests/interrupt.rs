@@ -28,11 +28,16 @@ fn a_killed_run_is_retrained_to_the_same_curve() {
         .unwrap();
     let started = Instant::now();
     let metrics = loop {
-        assert!(started.elapsed() < Duration::from_secs(120), "no epoch finished");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no epoch finished"
+        );
         if let Ok(dirs) = std::fs::read_dir(p.results().join("killed/runs")) {
             if let Some(dir) = dirs.flatten().next() {
                 let m = dir.path().join("metrics.csv");
-                let rows = std::fs::read_to_string(&m).map(|t| t.lines().count()).unwrap_or(0);
+                let rows = std::fs::read_to_string(&m)
+                    .map(|t| t.lines().count())
+                    .unwrap_or(0);
                 if rows >= 3 {
                     break m;
                 }
@@ -46,7 +51,10 @@ fn a_killed_run_is_retrained_to_the_same_curve() {
     assert_eq!(status(&run_dir)["state"], "running");
     // Whatever was on disk at the kill is a whole file.
     let partial = std::fs::read_to_string(&metrics).unwrap();
-    assert!(partial.ends_with('\n') && partial.lines().count() < 8, "{partial}");
+    assert!(
+        partial.ends_with('\n') && partial.lines().count() < 8,
+        "{partial}"
+    );
 
     p.converge(&["plan", "killed.toml"])
         .assert()
@@ -64,5 +72,8 @@ fn a_killed_run_is_retrained_to_the_same_curve() {
     let q = Project::new();
     std::fs::copy(&manifest, q.path().join("killed.toml")).unwrap();
     q.converge(&["run", "killed.toml", "-q"]).assert().success();
-    assert_eq!(losses(&q.run_dirs("killed")[0].join("metrics.csv")), resumed);
+    assert_eq!(
+        losses(&q.run_dirs("killed")[0].join("metrics.csv")),
+        resumed
+    );
 }

@@ -10,8 +10,17 @@ fn sweep_trains_once_reuses_and_trains_only_what_is_new() {
     let p = Project::new();
     p.write_manifest("tiny", "1e-3, 3e-3", "");
 
-    let out = p.converge(&["plan", "tiny.toml"]).assert().success().get_output().clone();
-    assert!(stdout(&out).contains("tiny (tiny.toml): 2 runs: 2 new"), "{}", stdout(&out));
+    let out = p
+        .converge(&["plan", "tiny.toml"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(
+        stdout(&out).contains("tiny (tiny.toml): 2 runs: 2 new"),
+        "{}",
+        stdout(&out)
+    );
     assert!(!p.results().exists(), "plan writes nothing");
 
     p.converge(&["run", "tiny.toml"])
@@ -23,7 +32,10 @@ fn sweep_trains_once_reuses_and_trains_only_what_is_new() {
     for run in &runs {
         let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
         let lines: Vec<&str> = metrics.lines().collect();
-        assert_eq!(lines[0], "epoch,train_loss,test_loss,test_accuracy,lr,seconds");
+        assert_eq!(
+            lines[0],
+            "epoch,train_loss,test_loss,test_accuracy,lr,seconds"
+        );
         assert_eq!(lines.len(), 4, "header + epochs 0..2:\n{metrics}");
         assert!(lines[1].starts_with("0,"));
         let s = status(run);
@@ -40,7 +52,15 @@ fn sweep_trains_once_reuses_and_trains_only_what_is_new() {
     }
     // Epoch 0 is measured before any update: near ln 10 for 10 classes.
     let first = std::fs::read_to_string(runs[0].join("metrics.csv")).unwrap();
-    let l0: f64 = first.lines().nth(1).unwrap().split(',').nth(2).unwrap().parse().unwrap();
+    let l0: f64 = first
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((l0 - 10f64.ln()).abs() < 0.2, "L_0 = {l0}");
 
     p.converge(&["run", "tiny.toml"])
@@ -50,9 +70,19 @@ fn sweep_trains_once_reuses_and_trains_only_what_is_new() {
 
     // One more learning rate: one more run; reformatting changes nothing.
     p.write_manifest("tiny", "0.001,   0.003, 2e-3", "# reformatted");
-    let out = p.converge(&["plan", "tiny.toml", "--json"]).assert().success().get_output().clone();
+    let out = p
+        .converge(&["plan", "tiny.toml", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
     let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let states: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
+    let states: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
     assert_eq!(states, ["done", "done", "new"]);
     assert_eq!(rows[2]["label"], "lr=0.002 seed=0");
     p.converge(&["run", "tiny.toml"])
@@ -62,24 +92,51 @@ fn sweep_trains_once_reuses_and_trains_only_what_is_new() {
 
     // Dropping a learning rate leaves its results, shown as orphaned.
     p.write_manifest("tiny", "1e-3, 2e-3", "");
-    let out = p.converge(&["plan", "tiny.toml"]).assert().success().get_output().clone();
-    assert!(stdout(&out).contains("2 done, 0 diverged, 0 failed, 0 interrupted, 1 orphaned"), "{}", stdout(&out));
+    let out = p
+        .converge(&["plan", "tiny.toml"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(
+        stdout(&out).contains("2 done, 0 diverged, 0 failed, 0 interrupted, 1 orphaned"),
+        "{}",
+        stdout(&out)
+    );
 
     // The report ranks the runs the manifest names.
     p.write_manifest("tiny", "1e-3, 3e-3, 2e-3", "");
-    let out = p.converge(&["report", "tiny.toml"]).assert().success().get_output().clone();
-    assert!(stdout(&out).contains("tiny: ranked by L_fin of test_loss"), "{}", stdout(&out));
+    let out = p
+        .converge(&["report", "tiny.toml"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(
+        stdout(&out).contains("tiny: ranked by L_fin of test_loss"),
+        "{}",
+        stdout(&out)
+    );
     let ranking = std::fs::read_to_string(p.results().join("tiny/report/ranking.csv")).unwrap();
     let mut reader = csv::Reader::from_reader(ranking.as_bytes());
     let header = reader.headers().unwrap().clone();
     for col in ["rank", "id", "lr", "L_0", "L_fin", "L_best", "T_tau", "AUC"] {
-        assert!(header.iter().any(|h| h == col), "missing column {col}: {header:?}");
+        assert!(
+            header.iter().any(|h| h == col),
+            "missing column {col}: {header:?}"
+        );
     }
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 3);
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-    let l_fin: Vec<f64> = rows.iter().map(|r| r[col("L_fin")].parse().unwrap()).collect();
-    assert!(l_fin.windows(2).all(|w| w[0] <= w[1]), "ranked by L_fin: {l_fin:?}");
+    let l_fin: Vec<f64> = rows
+        .iter()
+        .map(|r| r[col("L_fin")].parse().unwrap())
+        .collect();
+    assert!(
+        l_fin.windows(2).all(|w| w[0] <= w[1]),
+        "ranked by L_fin: {l_fin:?}"
+    );
     let ranks: Vec<&str> = rows.iter().map(|r| &r[col("rank")]).collect();
     assert_eq!(ranks, ["1", "2", "3"]);
 }
@@ -95,7 +152,10 @@ fn same_spec_and_seed_give_bit_identical_curves() {
     let (ra, rb) = (a.run_dirs("det"), b.run_dirs("det"));
     assert_eq!(ra.len(), 1);
     assert_eq!(ra[0].file_name(), rb[0].file_name());
-    let (ma, mb) = (losses(&ra[0].join("metrics.csv")), losses(&rb[0].join("metrics.csv")));
+    let (ma, mb) = (
+        losses(&ra[0].join("metrics.csv")),
+        losses(&rb[0].join("metrics.csv")),
+    );
     assert_eq!(ma, mb);
     // And another seed gives another curve.
     let c = Project::new();
@@ -107,7 +167,13 @@ fn same_spec_and_seed_give_bit_identical_curves() {
 #[test]
 fn a_diverging_run_is_kept_and_the_sweep_goes_on() {
     let p = Project::new();
-    p.write_manifest("boom", "1e-3, 1e30", "optimizer = \"sgd\"\nmomentum = 0.0");
+    // With sgd, weight decay scales the weights by (1 - lr wd) each step:
+    // at lr = 1e6 they overflow to inf within a few steps, and the loss to NaN.
+    p.write_manifest(
+        "boom",
+        "1e-3, 1e6",
+        "optimizer = \"sgd\"\nmomentum = 0.0\nweight_decay = 1.0",
+    );
     p.converge(&["run", "boom.toml"])
         .assert()
         .success()
@@ -126,8 +192,17 @@ fn a_diverging_run_is_kept_and_the_sweep_goes_on() {
         .assert()
         .success()
         .stdout(contains("computed 0, reused 2"));
-    let out = p.converge(&["report", "boom.toml"]).assert().success().get_output().clone();
+    let out = p
+        .converge(&["report", "boom.toml"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
     let ranking = std::fs::read_to_string(p.results().join("boom/report/ranking.csv")).unwrap();
     let last = ranking.lines().last().unwrap();
-    assert!(last.contains(",diverged,"), "diverged ranks last:\n{ranking}\n{}", stdout(&out));
+    assert!(
+        last.contains(",diverged,"),
+        "diverged ranks last:\n{ranking}\n{}",
+        stdout(&out)
+    );
 }

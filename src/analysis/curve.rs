@@ -95,7 +95,11 @@ pub fn summarize(y: &[f64], p: &Params) -> Summary {
         .final_min
         .max((p.final_frac * t_max as f64).ceil() as usize)
         .min(t_max);
-    let window = if t_max == 0 { &y[..1] } else { &y[y.len() - k..] };
+    let window = if t_max == 0 {
+        &y[..1]
+    } else {
+        &y[y.len() - k..]
+    };
     let l_fin = median(window);
     let l_fin_mean = window.iter().sum::<f64>() / window.len() as f64;
     let l_fin_sd = if window.len() > 1 {
@@ -136,7 +140,11 @@ pub fn t_tau(y: &[f64], l_star: f64, p: &Params) -> Option<usize> {
     if !l_star.is_finite() {
         return None;
     }
-    first_reach(&smooth(y, p.smoothing), l_star * (1.0 + p.delta), p.reach_epochs)
+    first_reach(
+        &smooth(y, p.smoothing),
+        l_star * (1.0 + p.delta),
+        p.reach_epochs,
+    )
 }
 
 /// Normalised area above `L*`, over `planned` epochs: an epoch that is

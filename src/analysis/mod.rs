@@ -135,7 +135,9 @@ pub fn rank(store: &Store, experiment: &str, runs: &[Run], p: &Params) -> Result
     let mut finished = Vec::new();
     let mut missing = Vec::new();
     for run in runs {
-        let state = store.state(experiment, &run.id).map_err(|e| e.to_string())?;
+        let state = store
+            .state(experiment, &run.id)
+            .map_err(|e| e.to_string())?;
         if state.is_final() {
             let curve = read_curve(&store.metrics_path(experiment, &run.id))?;
             finished.push((run, state, curve));
@@ -163,7 +165,11 @@ pub fn rank(store: &Store, experiment: &str, runs: &[Run], p: &Params) -> Result
             entry.0.push(summary.l_fin);
         }
         entry.1.push(summary.l0);
-        let final_accuracy = curve.test_accuracy.last().copied().filter(|a| a.is_finite());
+        let final_accuracy = curve
+            .test_accuracy
+            .last()
+            .copied()
+            .filter(|a| a.is_finite());
         rows.push(RankRow {
             rank: 0,
             id: run.id.clone(),
@@ -192,7 +198,11 @@ pub fn rank(store: &Store, experiment: &str, runs: &[Run], p: &Params) -> Result
         a.score
             .total_cmp(&b.score)
             .then(a.auc.total_cmp(&b.auc))
-            .then(a.t_tau.unwrap_or(usize::MAX).cmp(&b.t_tau.unwrap_or(usize::MAX)))
+            .then(
+                a.t_tau
+                    .unwrap_or(usize::MAX)
+                    .cmp(&b.t_tau.unwrap_or(usize::MAX)),
+            )
             .then(a.id.cmp(&b.id))
     });
     for (i, row) in rows.iter_mut().enumerate() {

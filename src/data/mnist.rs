@@ -236,7 +236,11 @@ mod tests {
 
     #[test]
     fn wrong_image_size_is_reported() {
-        let content = gz(&idx(IMAGES_MAGIC, &[10_000, 14, 14], &vec![0; 10_000 * 196]));
+        let content = gz(&idx(
+            IMAGES_MAGIC,
+            &[10_000, 14, 14],
+            &vec![0; 10_000 * 196],
+        ));
         let dir = with_file("t10k-images-idx3-ubyte.gz", &content);
         let e = err(dir.path());
         assert!(e.contains("14x14"), "{e}");

@@ -67,7 +67,9 @@ pub fn log(start: Decimal, stop: Decimal, num: i64) -> Result<Vec<Decimal>, Stri
         return Err(format!("`start` ({start}) must not exceed `stop` ({stop})"));
     }
     if num < 1 || num as usize > MAX_POINTS {
-        return Err(format!("`num` must be between 1 and {MAX_POINTS}, got {num}"));
+        return Err(format!(
+            "`num` must be between 1 and {MAX_POINTS}, got {num}"
+        ));
     }
     if num == 1 {
         if start != stop {
@@ -133,22 +135,43 @@ mod tests {
 
     #[test]
     fn linear_stops_before_overshoot_and_includes_exact_stop() {
-        assert_eq!(texts(&linear(d("1"), d("2"), d("0.4")).unwrap()), ["1", "1.4", "1.8"]);
-        assert_eq!(texts(&linear(d("0.5"), d("0.5"), d("0.1")).unwrap()), ["0.5"]);
+        assert_eq!(
+            texts(&linear(d("1"), d("2"), d("0.4")).unwrap()),
+            ["1", "1.4", "1.8"]
+        );
+        assert_eq!(
+            texts(&linear(d("0.5"), d("0.5"), d("0.1")).unwrap()),
+            ["0.5"]
+        );
     }
 
     #[test]
     fn linear_rejects_bad_steps() {
         assert!(linear(d("1"), d("2"), d("0")).unwrap_err().contains("step"));
-        assert!(linear(d("1"), d("2"), d("-1")).unwrap_err().contains("step"));
-        assert!(linear(d("3"), d("2"), d("1")).unwrap_err().contains("exceed"));
-        assert!(linear(d("0"), d("1"), d("0.00001")).unwrap_err().contains("more than"));
+        assert!(
+            linear(d("1"), d("2"), d("-1"))
+                .unwrap_err()
+                .contains("step")
+        );
+        assert!(
+            linear(d("3"), d("2"), d("1"))
+                .unwrap_err()
+                .contains("exceed")
+        );
+        assert!(
+            linear(d("0"), d("1"), d("0.00001"))
+                .unwrap_err()
+                .contains("more than")
+        );
     }
 
     #[test]
     fn log_grid_has_exact_ends_and_geometric_inner_points() {
         let grid = log(d("0.0001"), d("0.001"), 4).unwrap();
-        assert_eq!(texts(&grid), ["0.0001", "0.000215443", "0.000464159", "0.001"]);
+        assert_eq!(
+            texts(&grid),
+            ["0.0001", "0.000215443", "0.000464159", "0.001"]
+        );
         let decade = log(d("0.0001"), d("0.01"), 3).unwrap();
         assert_eq!(texts(&decade), ["0.0001", "0.001", "0.01"]);
         assert!(log(d("0.1"), d("0.01"), 3).is_err());

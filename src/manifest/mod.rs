@@ -137,6 +137,18 @@ pub fn load(path: &Path) -> Result<Experiment, ManifestError> {
 /// data folders.
 pub fn parse(path: &Path, src: &str) -> Result<Experiment, ManifestError> {
     let doc = Doc::parse(path, src)?;
+    for (table, purpose) in [
+        ("data", "the dataset to train on"),
+        ("model", "the model family and its hyperparameters"),
+        ("grid", "the learning rates to sweep"),
+    ] {
+        if doc.get(&[Seg::Key(table)]).is_none() {
+            return Err(doc.error(
+                &[],
+                format!("missing table `[{table}]`: it declares {purpose}"),
+            ));
+        }
+    }
     let kind = model_kind(&doc)?;
     match kind {
         ModelKind::Rnn => build::<RnnParams>(&doc, ModelSpec::Rnn, RnnParams::check),
@@ -150,18 +162,13 @@ fn model_kind(doc: &Doc) -> Result<ModelKind, ManifestError> {
         .collect::<Vec<_>>()
         .join(", ");
     let model = [Seg::Key("model")];
-    let Some(table) = doc.get(&model) else {
-        return Err(doc.error(&[], "missing table `[model]`"));
-    };
+    let table = doc.get(&model).expect("checked by parse");
     if !table.get_ref().is_table() {
         return Err(doc.error(&model, "`model` must be a table"));
     }
     let kind_path = [Seg::Key("model"), Seg::Key("kind")];
     let Some(kind) = doc.get(&kind_path) else {
-        return Err(doc.error(
-            &model,
-            format!("`[model]` needs `kind`, one of {known}"),
-        ));
+        return Err(doc.error(&model, format!("`[model]` needs `kind`, one of {known}")));
     };
     let Some(name) = kind.get_ref().as_str() else {
         return Err(doc.error(
@@ -267,7 +274,11 @@ fn data_settings(doc: &Doc, raw: &RawData) -> Result<(DataSpec, PathBuf), Manife
 }
 
 /// A number from the document, integer or float, checked to be positive.
-fn positive_number(doc: &Doc, path: &[Seg], what: &str) -> Result<rust_decimal::Decimal, ManifestError> {
+fn positive_number(
+    doc: &Doc,
+    path: &[Seg],
+    what: &str,
+) -> Result<rust_decimal::Decimal, ManifestError> {
     let Some(value) = doc.get(path) else {
         return Err(doc.error(path, format!("missing `{what}`")));
     };
@@ -279,11 +290,17 @@ fn positive_number(doc: &Doc, path: &[Seg], what: &str) -> Result<rust_decimal::
     let Some(number) = number else {
         return Err(doc.error(
             path,
-            format!("`{what}` must be a number, got {}", value.get_ref().type_str()),
+            format!(
+                "`{what}` must be a number, got {}",
+                value.get_ref().type_str()
+            ),
         ));
     };
     if !(number.is_finite() && number > 0.0) {
-        return Err(doc.error(path, format!("`{what}` must be a positive number, got {number}")));
+        return Err(doc.error(
+            path,
+            format!("`{what}` must be a positive number, got {number}"),
+        ));
     }
     grid::decimal_of(number).map_err(|m| doc.error(path, m))
 }
@@ -300,7 +317,10 @@ fn lr_axis(doc: &Doc, grid: &toml::Table) -> Result<Vec<Lr>, ManifestError> {
     let decimals = match value.get_ref() {
         DeValue::Array(items) => {
             if items.is_empty() {
-                return Err(doc.error(&lr_path, "`lr` is an empty list: give at least one learning rate"));
+                return Err(doc.error(
+                    &lr_path,
+                    "`lr` is an empty list: give at least one learning rate",
+                ));
             }
             (0..items.len())
                 .map(|i| {
@@ -312,7 +332,10 @@ fn lr_axis(doc: &Doc, grid: &toml::Table) -> Result<Vec<Lr>, ManifestError> {
         DeValue::Table(table) => {
             let keys: Vec<&str> = table.iter().map(|(k, _)| k.get_ref().as_ref()).collect();
             for (k, _) in table.iter() {
-                if !matches!(k.get_ref().as_ref(), "start" | "stop" | "step" | "num" | "scale") {
+                if !matches!(
+                    k.get_ref().as_ref(),
+                    "start" | "stop" | "step" | "num" | "scale"
+                ) {
                     return Err(doc.error_at(
                         k.span(),
                         format!(
@@ -336,10 +359,9 @@ fn lr_axis(doc: &Doc, grid: &toml::Table) -> Result<Vec<Lr>, ManifestError> {
                 Some(v) => match v.get_ref().as_str() {
                     Some(s @ ("linear" | "log")) => s,
                     _ => {
-                        return Err(doc.error(
-                            &at("scale"),
-                            "`scale` must be \"linear\" or \"log\"",
-                        ));
+                        return Err(
+                            doc.error(&at("scale"), "`scale` must be \"linear\" or \"log\"")
+                        );
                     }
                 },
             };
@@ -371,14 +393,12 @@ fn lr_axis(doc: &Doc, grid: &toml::Table) -> Result<Vec<Lr>, ManifestError> {
                     &lr_path,
                     "`num` needs `scale = \"log\"`; a linear grid takes `step`",
                 )),
-                ("log", true, _) => Err(doc.error(
-                    &at("step"),
-                    "a log grid takes `num`, not `step`",
-                )),
-                ("linear", true, true) => Err(doc.error(
-                    &lr_path,
-                    "give either `step` or `num`, not both",
-                )),
+                ("log", true, _) => {
+                    Err(doc.error(&at("step"), "a log grid takes `num`, not `step`"))
+                }
+                ("linear", true, true) => {
+                    Err(doc.error(&lr_path, "give either `step` or `num`, not both"))
+                }
                 _ => Err(doc.error(
                     &lr_path,
                     "`lr` needs `step` (linear) or `num` with `scale = \"log\"`",
@@ -452,7 +472,10 @@ where
             ));
         };
         let Some(values) = value.as_array() else {
-            return Err(doc.error(&key_path, format!("grid key `{key}` must be a list of values")));
+            return Err(doc.error(
+                &key_path,
+                format!("grid key `{key}` must be a list of values"),
+            ));
         };
         if values.is_empty() {
             return Err(doc.error(&key_path, format!("grid key `{key}` is an empty list")));
@@ -471,8 +494,12 @@ where
                         (m, training.clone())
                     }
                     Section::Training => {
-                        let t: TrainSettings = with_value(&toml::Table::try_from(training).expect("training serializes"), key, v)
-                            .map_err(|m| doc.error(&at, m))?;
+                        let t: TrainSettings = with_value(
+                            &toml::Table::try_from(training).expect("training serializes"),
+                            key,
+                            v,
+                        )
+                        .map_err(|m| doc.error(&at, m))?;
                         t.check().map_err(|e| doc.error(&at, e.message))?;
                         (model.clone(), t)
                     }
@@ -497,7 +524,11 @@ fn model_keys_of<P: Serialize>(model: &P) -> toml::Table {
 }
 
 /// `base` with `key` set to `value`, deserialized (and so type-checked) again.
-fn with_value<T: DeserializeOwned>(base: &toml::Table, key: &str, value: &toml::Value) -> Result<T, String> {
+fn with_value<T: DeserializeOwned>(
+    base: &toml::Table,
+    key: &str,
+    value: &toml::Value,
+) -> Result<T, String> {
     let mut table = base.clone();
     table.insert(key.to_string(), value.clone());
     toml::Value::Table(table)

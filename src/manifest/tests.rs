@@ -22,7 +22,10 @@ fn load_str(text: &str) -> Experiment {
 }
 
 fn ids(text: &str) -> Vec<String> {
-    plan::expand(&load_str(text)).into_iter().map(|r| r.id).collect()
+    plan::expand(&load_str(text))
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
 }
 
 #[test]
@@ -35,7 +38,10 @@ fn paper_grid_expands_to_ten_exact_learning_rates() {
     let texts: Vec<&str> = exp.lrs.iter().map(|l| l.text.as_str()).collect();
     assert_eq!(
         texts,
-        ["0.0001", "0.0002", "0.0003", "0.0004", "0.0005", "0.0006", "0.0007", "0.0008", "0.0009", "0.001"]
+        [
+            "0.0001", "0.0002", "0.0003", "0.0004", "0.0005", "0.0006", "0.0007", "0.0008",
+            "0.0009", "0.001"
+        ]
     );
     assert_eq!(exp.lrs[2].value, 0.0003);
     let runs = plan::expand(&exp);
@@ -106,12 +112,32 @@ fn ids_change_with_every_value_that_affects_training() {
     let base = ids(&manifest("kind = \"rnn\"", "epochs = 3", "lr = [1e-4]"))[0].clone();
     let variants = [
         manifest("kind = \"rnn\"\nhidden = 64", "epochs = 3", "lr = [1e-4]"),
-        manifest("kind = \"rnn\"\ncell = \"gru\"", "epochs = 3", "lr = [1e-4]"),
-        manifest("kind = \"rnn\"\nbidirectional = true", "epochs = 3", "lr = [1e-4]"),
+        manifest(
+            "kind = \"rnn\"\ncell = \"gru\"",
+            "epochs = 3",
+            "lr = [1e-4]",
+        ),
+        manifest(
+            "kind = \"rnn\"\nbidirectional = true",
+            "epochs = 3",
+            "lr = [1e-4]",
+        ),
         manifest("kind = \"rnn\"", "epochs = 4", "lr = [1e-4]"),
-        manifest("kind = \"rnn\"", "epochs = 3\nbatch_size = 64", "lr = [1e-4]"),
-        manifest("kind = \"rnn\"", "epochs = 3\noptimizer = \"sgd\"", "lr = [1e-4]"),
-        manifest("kind = \"rnn\"", "epochs = 3\nweight_decay = 0.01", "lr = [1e-4]"),
+        manifest(
+            "kind = \"rnn\"",
+            "epochs = 3\nbatch_size = 64",
+            "lr = [1e-4]",
+        ),
+        manifest(
+            "kind = \"rnn\"",
+            "epochs = 3\noptimizer = \"sgd\"",
+            "lr = [1e-4]",
+        ),
+        manifest(
+            "kind = \"rnn\"",
+            "epochs = 3\nweight_decay = 0.01",
+            "lr = [1e-4]",
+        ),
         manifest("kind = \"rnn\"", "epochs = 3\nseeds = [1]", "lr = [1e-4]"),
         manifest("kind = \"rnn\"", "epochs = 3", "lr = [2e-4]"),
     ];
@@ -119,21 +145,36 @@ fn ids_change_with_every_value_that_affects_training() {
         assert_ne!(ids(v)[0], base, "{v}");
     }
     // A subset of the data is another run too.
-    let subset = manifest("kind = \"rnn\"", "epochs = 3", "lr = [1e-4]")
-        .replace("dataset = \"mnist\"", "dataset = \"mnist\"\ntrain_subset = 100");
+    let subset = manifest("kind = \"rnn\"", "epochs = 3", "lr = [1e-4]").replace(
+        "dataset = \"mnist\"",
+        "dataset = \"mnist\"\ntrain_subset = 100",
+    );
     assert_ne!(ids(&subset)[0], base);
     // Momentum only matters to sgd; the device never enters the id.
-    let unchanged = manifest("kind = \"rnn\"", "epochs = 3\nmomentum = 0.5\ndevice = \"cpu\"", "lr = [1e-4]");
+    let unchanged = manifest(
+        "kind = \"rnn\"",
+        "epochs = 3\nmomentum = 0.5\ndevice = \"cpu\"",
+        "lr = [1e-4]",
+    );
     assert_eq!(ids(&unchanged)[0], base);
     let sgd = |m: &str| {
-        ids(&manifest("kind = \"rnn\"", &format!("epochs = 3\noptimizer = \"sgd\"\nmomentum = {m}"), "lr = [1e-4]"))[0].clone()
+        ids(&manifest(
+            "kind = \"rnn\"",
+            &format!("epochs = 3\noptimizer = \"sgd\"\nmomentum = {m}"),
+            "lr = [1e-4]",
+        ))[0]
+            .clone()
     };
     assert_ne!(sgd("0.5"), sgd("0.9"));
 }
 
 #[test]
 fn the_name_defaults_to_the_file_stem() {
-    let exp = parse(Path::new("x/paper-rnn.toml"), &manifest("kind = \"rnn\"", "", "lr = [1e-3]")).unwrap();
+    let exp = parse(
+        Path::new("x/paper-rnn.toml"),
+        &manifest("kind = \"rnn\"", "", "lr = [1e-3]"),
+    )
+    .unwrap();
     assert_eq!(exp.name, "paper-rnn");
 }
 
@@ -152,7 +193,9 @@ fn fixtures() -> Vec<PathBuf> {
 fn expectation(path: &Path) -> (usize, usize, String) {
     let text = std::fs::read_to_string(path).unwrap();
     let first = text.lines().next().unwrap();
-    let rest = first.strip_prefix("# expect: ").expect("fixture starts with # expect:");
+    let rest = first
+        .strip_prefix("# expect: ")
+        .expect("fixture starts with # expect:");
     let mut parts = rest.splitn(3, ':');
     let line = parts.next().unwrap().trim().parse().unwrap();
     let column = parts.next().unwrap().trim().parse().unwrap();
@@ -167,7 +210,16 @@ fn every_broken_manifest_names_file_line_column_and_what_was_expected() {
         let (line, column, fragment) = expectation(&file);
         let err = load(&file).expect_err(&file.display().to_string());
         assert_eq!(err.path, file);
-        assert_eq!((err.line, err.column), (line, column), "{}: {err}", file.display());
-        assert!(err.message.contains(&fragment), "{}: {err}\nexpected: {fragment}", file.display());
+        assert_eq!(
+            (err.line, err.column),
+            (line, column),
+            "{}: {err}",
+            file.display()
+        );
+        assert!(
+            err.message.contains(&fragment),
+            "{}: {err}\nexpected: {fragment}",
+            file.display()
+        );
     }
 }

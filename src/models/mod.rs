@@ -28,7 +28,11 @@ pub fn build(spec: &ModelSpec, vs: &nn::Path) -> Box<dyn Model> {
 
 /// Number of trainable scalars.
 pub fn parameter_count(vs: &nn::VarStore) -> i64 {
-    vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum()
+    vs.trainable_variables()
+        .iter()
+        .map(Tensor::numel)
+        .map(|n| n as i64)
+        .sum()
 }
 
 /// MNIST's mean and standard deviation, for classifiers' inputs.
@@ -38,9 +42,6 @@ pub const MNIST_STD: f64 = 0.3081;
 /// Shared by the classifiers: loss sum and correct count of a batch.
 pub fn classifier_eval(logits: &Tensor, labels: &Tensor) -> (Tensor, Option<Tensor>) {
     let loss = logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Sum, -100, 0.0);
-    let correct = logits
-        .argmax(-1, false)
-        .eq_tensor(labels)
-        .sum(Kind::Int64);
+    let correct = logits.argmax(-1, false).eq_tensor(labels).sum(Kind::Int64);
     (loss, Some(correct))
 }

@@ -50,7 +50,12 @@ impl RnnClassifier {
                 weights.push(rnn.var(&format!("bias_hh_l{layer}{suffix}"), &[g], init));
             }
         }
-        let head = nn::linear(vs / "head", p.hidden * directions, CLASSES, Default::default());
+        let head = nn::linear(
+            vs / "head",
+            p.hidden * directions,
+            CLASSES,
+            Default::default(),
+        );
         RnnClassifier {
             cell: p.cell,
             layers: p.layers,
@@ -74,7 +79,8 @@ impl RnnClassifier {
         let h_n = match self.cell {
             Cell::Lstm => {
                 let c0 = h0.zeros_like();
-                seq.lstm(&[&h0, &c0], &w, true, layers, 0.0, train, bi, true).1
+                seq.lstm(&[&h0, &c0], &w, true, layers, 0.0, train, bi, true)
+                    .1
             }
             Cell::Gru => seq.gru(&h0, &w, true, layers, 0.0, train, bi, true).1,
             Cell::Rnn => seq.rnn_tanh(&h0, &w, true, layers, 0.0, train, bi, true).1,
@@ -90,11 +96,21 @@ impl RnnClassifier {
 
 impl Model for RnnClassifier {
     fn train_loss(&self, images: &Tensor, labels: &Tensor) -> Tensor {
-        self.logits(images, true)
-            .cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, 0.0)
+        self.logits(images, true).cross_entropy_loss::<Tensor>(
+            labels,
+            None,
+            Reduction::Mean,
+            -100,
+            0.0,
+        )
     }
 
-    fn eval_batch(&self, images: &Tensor, labels: &Tensor, _first: i64) -> (Tensor, Option<Tensor>) {
+    fn eval_batch(
+        &self,
+        images: &Tensor,
+        labels: &Tensor,
+        _first: i64,
+    ) -> (Tensor, Option<Tensor>) {
         classifier_eval(&self.logits(images, false), labels)
     }
 }

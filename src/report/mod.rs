@@ -11,7 +11,11 @@ fn fmt_opt_usize(v: Option<usize>) -> String {
 }
 
 fn fmt_float(v: f64) -> String {
-    if v.is_nan() { String::new() } else { v.to_string() }
+    if v.is_nan() {
+        String::new()
+    } else {
+        v.to_string()
+    }
 }
 
 /// Swept keys other than lr and seed, in the order of the first row.
@@ -35,15 +39,34 @@ fn label<'a>(row: &'a RankRow, key: &str) -> &'a str {
 }
 
 /// Write `results/<experiment>/report/ranking.csv`; returns its path.
-pub fn write_ranking(store: &Store, experiment: &str, ranking: &Ranking) -> Result<PathBuf, StoreError> {
+pub fn write_ranking(
+    store: &Store,
+    experiment: &str,
+    ranking: &Ranking,
+) -> Result<PathBuf, StoreError> {
     let axes = extra_axes(&ranking.rows);
     let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header: Vec<String> = ["rank", "experiment", "id", "model"].map(String::from).to_vec();
+    let mut header: Vec<String> = ["rank", "experiment", "id", "model"]
+        .map(String::from)
+        .to_vec();
     header.extend(axes.iter().cloned());
     header.extend(
         [
-            "lr", "seed", "state", "series", "epochs", "L_0", "L_fin", "L_fin_mean", "L_fin_sd",
-            "L_best", "t_best", "T_tau", "AUC", "T_eps", "final_accuracy",
+            "lr",
+            "seed",
+            "state",
+            "series",
+            "epochs",
+            "L_0",
+            "L_fin",
+            "L_fin_mean",
+            "L_fin_sd",
+            "L_best",
+            "t_best",
+            "T_tau",
+            "AUC",
+            "T_eps",
+            "final_accuracy",
         ]
         .map(String::from),
     );
@@ -87,8 +110,10 @@ pub fn table(experiment: &str, ranking: &Ranking) -> String {
     let mut header: Vec<String> = vec!["rank".into()];
     header.extend(axes.iter().cloned());
     header.extend(
-        ["lr", "seed", "state", "L_0", "L_fin", "L_best", "T_tau", "AUC", "acc", "id"]
-            .map(String::from),
+        [
+            "lr", "seed", "state", "L_0", "L_fin", "L_best", "T_tau", "AUC", "acc", "id",
+        ]
+        .map(String::from),
     );
     let mut cells = vec![header];
     for r in &ranking.rows {
@@ -111,7 +136,13 @@ pub fn table(experiment: &str, ranking: &Ranking) -> String {
         cells.push(row);
     }
     let widths: Vec<usize> = (0..cells[0].len())
-        .map(|c| cells.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            cells
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let series = ranking
         .rows

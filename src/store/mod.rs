@@ -128,7 +128,10 @@ impl Store {
         let Ok(file) = File::open(self.lock_path(experiment)) else {
             return false;
         };
-        matches!(file.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock))
+        matches!(
+            file.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        )
     }
 
     /// Ids of every run folder of an experiment, sorted.
@@ -151,27 +154,42 @@ impl Store {
     pub fn read_status(&self, experiment: &str, id: &str) -> Result<Option<Status>, StoreError> {
         let path = self.run_dir(experiment, id).join("status.json");
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt {
-                    path,
-                    message: e.to_string(),
-                }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        path,
+                        message: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io(&path)(e)),
         }
     }
 
-    pub fn write_status(&self, experiment: &str, id: &str, status: &Status) -> Result<(), StoreError> {
+    pub fn write_status(
+        &self,
+        experiment: &str,
+        id: &str,
+        status: &Status,
+    ) -> Result<(), StoreError> {
         let path = self.run_dir(experiment, id).join("status.json");
         let text = serde_json::to_string_pretty(status).expect("status serializes");
         write_atomic(&path, text.as_bytes())
     }
 
-    pub fn write_spec(&self, experiment: &str, id: &str, canonical: &str) -> Result<(), StoreError> {
+    pub fn write_spec(
+        &self,
+        experiment: &str,
+        id: &str,
+        canonical: &str,
+    ) -> Result<(), StoreError> {
         let value: serde_json::Value = serde_json::from_str(canonical).expect("canonical JSON");
         let text = serde_json::to_string_pretty(&value).expect("JSON value serializes") + "\n";
-        write_atomic(&self.run_dir(experiment, id).join("spec.json"), text.as_bytes())
+        write_atomic(
+            &self.run_dir(experiment, id).join("spec.json"),
+            text.as_bytes(),
+        )
     }
 
     pub fn metrics_path(&self, experiment: &str, id: &str) -> PathBuf {
@@ -179,7 +197,12 @@ impl Store {
     }
 
     /// Rewrite a run's whole metrics file (a few hundred rows at most).
-    pub fn write_metrics(&self, experiment: &str, id: &str, rows: &[EpochRecord]) -> Result<(), StoreError> {
+    pub fn write_metrics(
+        &self,
+        experiment: &str,
+        id: &str,
+        rows: &[EpochRecord],
+    ) -> Result<(), StoreError> {
         let path = self.metrics_path(experiment, id);
         write_atomic(&path, &metrics_csv(rows))
     }
