@@ -12,7 +12,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: setup venv build demo test lint fmt
+.PHONY: setup venv build demo test bench lint fmt
 
 setup: build
 
@@ -27,7 +27,8 @@ $(VENV)/.torch-ready:
 build: venv
 	cargo build --release
 
-# Plan, train and rank the quick study (minutes on 2 CPU cores).
+# Plan, train and rank the quick study: RNN, Transformer and diffusion
+# (a few minutes each on 2 CPU cores).
 demo: setup
 	$(BIN) plan experiments/quick
 	$(BIN) run experiments/quick
@@ -35,6 +36,11 @@ demo: setup
 
 test: venv
 	cargo test --release
+
+# Training steps/s of converge against the PyTorch reference (bench/), CPU,
+# same model, batch and threads; writes BENCHMARKS.md.
+bench: setup
+	$(VENV)/bin/python bench/run.py --out BENCHMARKS.md
 
 lint: venv
 	cargo fmt --check

@@ -58,6 +58,22 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Measure training steps per second of a manifest's first run (no
+    /// evaluation, nothing written); prints one JSON line.
+    Bench {
+        /// A manifest file.
+        manifest: PathBuf,
+        #[arg(long, default_value_t = 30)]
+        steps: i64,
+        #[arg(long, default_value_t = 5)]
+        warmup: i64,
+        /// CPU threads for libtorch (default: libtorch's choice).
+        #[arg(long)]
+        threads: Option<i32>,
+        /// "cpu", "cuda", "cuda:N" or "auto".
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
 }
 
 pub fn main(cli: Cli) -> Result<(), Error> {
@@ -65,6 +81,13 @@ pub fn main(cli: Cli) -> Result<(), Error> {
         Command::Plan { target, json } => plan_cmd(&target, json),
         Command::Run { target, quiet } => run_cmd(&target, quiet),
         Command::Report { target } => report_cmd(&target),
+        Command::Bench {
+            manifest,
+            steps,
+            warmup,
+            threads,
+            device,
+        } => bench_cmd(&manifest, steps, warmup, threads, &device),
     }
 }
 
@@ -148,5 +171,47 @@ fn report_cmd(target: &Target) -> Result<(), Error> {
         out(&report::table(&exp.name, &ranking));
         out(&format!("wrote {}\n\n", path.display()));
     }
+    Ok(())
+}
+
+/// Peak resident memory of this process in MiB (Linux), if known.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn bench_cmd(
+    manifest_path: &std::path::Path,
+    steps: i64,
+    warmup: i64,
+    threads: Option<i32>,
+    device: &str,
+) -> Result<(), Error> {
+    let exp = manifest::load(manifest_path)?;
+    let run = plan::expand(&exp)
+        .into_iter()
+        .next()
+        .expect("a manifest has at least one run");
+    if let Some(t) = threads {
+        crate::train::set_threads(t);
+    }
+    let device = crate::train::device(device).map_err(Error::Device)?;
+    let data = crate::data::load(&exp.data, &exp.data_dir, device)?;
+    let result = crate::train::benchmark(&run.spec, &data.train, device, warmup, steps);
+    let line = serde_json::json!({
+        "model": run.spec.model.kind().name(),
+        "parameters": result.parameters,
+        "batch_size": result.batch_size,
+        "threads": crate::train::threads(),
+        "device": crate::train::device_name(device),
+        "steps": result.steps,
+        "seconds": result.seconds,
+        "steps_per_sec": result.steps as f64 / result.seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "spec": serde_json::from_str::<serde_json::Value>(&run.spec.canonical_json()).expect("canonical JSON"),
+    });
+    out(&format!("{line}\n"));
     Ok(())
 }

@@ -104,18 +104,16 @@ pub fn execute(
     let clock = Instant::now();
     let mut rows: Vec<EpochRecord> = Vec::new();
     let mut write_error: Option<StoreError> = None;
-    let mut parameters = None;
     let result = {
         let mut on_event = |event: TrainEvent| {
             match &event {
-                TrainEvent::Started { parameters: p, .. } => parameters = Some(*p),
                 TrainEvent::Epoch(row) => {
                     rows.push((*row).clone());
                     if write_error.is_none() {
                         write_error = store.write_metrics(exp, &run.id, &rows).err();
                     }
                 }
-                TrainEvent::Step { .. } => {}
+                TrainEvent::Started { .. } | TrainEvent::Step { .. } | TrainEvent::Finishing => {}
             }
             observer.event(&SweepEvent::Train(event));
         };
@@ -123,13 +121,20 @@ pub fn execute(
             train::train(&run.spec, ctx.data, ctx.device, &mut on_event)
         }))
     };
-    status.parameters = parameters;
     status.finished = Some(now());
     match result {
-        Ok(Outcome::Done) => status.state = RunState::Done,
-        Ok(Outcome::Diverged { epoch }) => {
-            status.state = RunState::Diverged;
-            status.diverged_at_epoch = Some(epoch);
+        Ok(trained) => {
+            status.parameters = Some(trained.parameters);
+            match trained.outcome {
+                Outcome::Done => status.state = RunState::Done,
+                Outcome::Diverged { epoch } => {
+                    status.state = RunState::Diverged;
+                    status.diverged_at_epoch = Some(epoch);
+                }
+            }
+            for (name, bytes) in &trained.artifacts {
+                store.write_artifact(exp, &run.id, name, bytes)?;
+            }
         }
         Err(payload) => {
             status.state = RunState::Failed;

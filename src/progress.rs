@@ -83,6 +83,9 @@ impl Observer for ProgressView {
                     row.epoch, self.epochs, row.test_loss
                 ));
             }
+            SweepEvent::Train(TrainEvent::Finishing) => {
+                self.bar.set_message("making end-of-run files (samples)");
+            }
             SweepEvent::RunFinished {
                 state,
                 seconds,

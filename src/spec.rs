@@ -45,10 +45,16 @@ fn non_negative(field: &'static str, value: f64) -> Result<(), FieldError> {
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     Rnn,
+    Transformer,
+    Diffusion,
 }
 
 impl ModelKind {
-    pub const ALL: &'static [(&'static str, ModelKind)] = &[("rnn", ModelKind::Rnn)];
+    pub const ALL: &'static [(&'static str, ModelKind)] = &[
+        ("rnn", ModelKind::Rnn),
+        ("transformer", ModelKind::Transformer),
+        ("diffusion", ModelKind::Diffusion),
+    ];
 
     pub fn from_name(name: &str) -> Option<ModelKind> {
         Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
@@ -57,6 +63,8 @@ impl ModelKind {
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Rnn => "rnn",
+            ModelKind::Transformer => "transformer",
+            ModelKind::Diffusion => "diffusion",
         }
     }
 }
@@ -100,24 +108,217 @@ impl RnnParams {
     }
 }
 
+fn field(field: &'static str, message: String) -> FieldError {
+    FieldError { field, message }
+}
+
+fn fraction(name: &'static str, value: f64) -> Result<(), FieldError> {
+    if (0.0..1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(field(
+            name,
+            format!("`{name}` must be in [0, 1), got {value}"),
+        ))
+    }
+}
+
+/// A ViT-style classifier: patches of the image as tokens, a class token,
+/// learned positions, pre-LayerNorm encoder blocks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransformerParams {
+    pub kind: ModelKind,
+    /// Patch size in pixels; 7x7 gives 16 tokens, 1x28 the 28 rows.
+    pub patch_height: i64,
+    pub patch_width: i64,
+    pub d_model: i64,
+    pub heads: i64,
+    pub layers: i64,
+    /// Width of the hidden layer of each block's MLP.
+    pub mlp: i64,
+    pub dropout: f64,
+}
+
+impl Default for TransformerParams {
+    fn default() -> Self {
+        TransformerParams {
+            kind: ModelKind::Transformer,
+            patch_height: 7,
+            patch_width: 7,
+            d_model: 64,
+            heads: 4,
+            layers: 4,
+            mlp: 128,
+            dropout: 0.1,
+        }
+    }
+}
+
+impl TransformerParams {
+    pub fn check(&self) -> Result<(), FieldError> {
+        for (name, v) in [
+            ("patch_height", self.patch_height),
+            ("patch_width", self.patch_width),
+        ] {
+            positive(name, v)?;
+            if 28 % v != 0 {
+                return Err(field(name, format!("`{name}` must divide 28, got {v}")));
+            }
+        }
+        positive("d_model", self.d_model)?;
+        positive("heads", self.heads)?;
+        positive("layers", self.layers)?;
+        positive("mlp", self.mlp)?;
+        if self.d_model % self.heads != 0 {
+            return Err(field(
+                "heads",
+                format!(
+                    "`heads` ({}) must divide `d_model` ({})",
+                    self.heads, self.d_model
+                ),
+            ));
+        }
+        fraction("dropout", self.dropout)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Linear,
+    Cosine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sampler {
+    /// Ancestral sampling over all `steps`.
+    Ddpm,
+    /// Deterministic DDIM (eta = 0) over `sample_steps`.
+    Ddim,
+}
+
+/// DDPM with epsilon prediction and a small U-Net (28 -> 14 -> 7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiffusionParams {
+    pub kind: ModelKind,
+    /// Diffusion steps T.
+    pub steps: i64,
+    pub schedule: Schedule,
+    /// Ends of the linear beta schedule.
+    pub beta_start: f64,
+    pub beta_end: f64,
+    /// U-Net channel widths at 28x28, 14x14 and 7x7.
+    pub channels: Vec<i64>,
+    /// GroupNorm groups; must divide every width.
+    pub groups: i64,
+    pub dropout: f64,
+    pub sampler: Sampler,
+    /// DDIM steps (ddim only).
+    pub sample_steps: i64,
+    /// Digits drawn into samples.png at the end of a run (0: none).
+    pub samples: i64,
+}
+
+impl Default for DiffusionParams {
+    fn default() -> Self {
+        DiffusionParams {
+            kind: ModelKind::Diffusion,
+            steps: 1000,
+            schedule: Schedule::Linear,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            channels: vec![32, 64, 128],
+            groups: 8,
+            dropout: 0.0,
+            sampler: Sampler::Ddim,
+            sample_steps: 50,
+            samples: 64,
+        }
+    }
+}
+
+impl DiffusionParams {
+    pub fn check(&self) -> Result<(), FieldError> {
+        if self.steps < 2 {
+            return Err(field(
+                "steps",
+                format!("`steps` must be at least 2, got {}", self.steps),
+            ));
+        }
+        if !(self.beta_start > 0.0 && self.beta_start < self.beta_end && self.beta_end < 1.0) {
+            return Err(field(
+                "beta_end",
+                format!(
+                    "need 0 < beta_start < beta_end < 1, got {} and {}",
+                    self.beta_start, self.beta_end
+                ),
+            ));
+        }
+        positive("groups", self.groups)?;
+        if self.channels.len() != 3 {
+            return Err(field(
+                "channels",
+                format!(
+                    "`channels` needs 3 widths (28, 14, 7 pixels), got {}",
+                    self.channels.len()
+                ),
+            ));
+        }
+        for &c in &self.channels {
+            if c <= 0 || c % self.groups != 0 || c % 2 != 0 {
+                return Err(field(
+                    "channels",
+                    format!(
+                        "each width must be even, positive and divisible by `groups` ({}), got {c}",
+                        self.groups
+                    ),
+                ));
+            }
+        }
+        fraction("dropout", self.dropout)?;
+        if self.sample_steps < 1 || self.sample_steps > self.steps {
+            return Err(field(
+                "sample_steps",
+                format!(
+                    "`sample_steps` must be between 1 and `steps` ({}), got {}",
+                    self.steps, self.sample_steps
+                ),
+            ));
+        }
+        if !(0..=1024).contains(&self.samples) {
+            return Err(field(
+                "samples",
+                format!("`samples` must be between 0 and 1024, got {}", self.samples),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One model, its kind plus every fixed hyperparameter.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ModelSpec {
     Rnn(RnnParams),
+    Transformer(TransformerParams),
+    Diffusion(DiffusionParams),
 }
 
 impl ModelSpec {
     pub fn kind(&self) -> ModelKind {
         match self {
             ModelSpec::Rnn(_) => ModelKind::Rnn,
+            ModelSpec::Transformer(_) => ModelKind::Transformer,
+            ModelSpec::Diffusion(_) => ModelKind::Diffusion,
         }
     }
 
-    pub fn check(&self) -> Result<(), FieldError> {
-        match self {
-            ModelSpec::Rnn(p) => p.check(),
-        }
+    /// Whether the model predicts labels (and so has an accuracy).
+    pub fn classifies(&self) -> bool {
+        !matches!(self, ModelSpec::Diffusion(_))
     }
 }
 

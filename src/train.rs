@@ -41,6 +41,8 @@ pub enum TrainEvent<'a> {
         loss: Option<f64>,
     },
     Epoch(&'a EpochRecord),
+    /// Training is over; the model makes its end-of-run files.
+    Finishing,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -80,28 +82,66 @@ pub fn device_name(device: Device) -> String {
     }
 }
 
+/// What a finished (or diverged) run leaves besides its metrics.
+pub struct Trained {
+    pub outcome: Outcome,
+    pub parameters: i64,
+    /// Files the model made at the end (name, bytes), e.g. samples.png.
+    pub artifacts: Vec<(String, Vec<u8>)>,
+}
+
+/// A model with its optimizer, seeded: the state one training step needs.
+struct Session {
+    vs: nn::VarStore,
+    model: Box<dyn Model>,
+    opt: nn::Optimizer,
+}
+
+impl Session {
+    fn new(spec: &RunSpec, device: Device) -> Session {
+        tch::manual_seed(spec.seed as i64);
+        let vs = nn::VarStore::new(device);
+        let model = models::build(&spec.model, &vs.root());
+        let opt = optimizer(spec, &vs);
+        Session { vs, model, opt }
+    }
+
+    /// One optimizer step on the examples `idx` of `split`; the loss,
+    /// detached, still on the device.
+    fn step(&mut self, split: &Split, idx: &Tensor) -> Tensor {
+        let images = split.images.index_select(0, idx);
+        let labels = split.labels.index_select(0, idx);
+        let loss = self.model.train_loss(&images, &labels);
+        self.opt.backward_step(&loss);
+        loss.detach()
+    }
+}
+
+/// A fresh random order of `n` examples, drawn from the CPU generator so
+/// that CPU and GPU runs see the same batches.
+fn shuffled(n: i64, device: Device) -> Tensor {
+    Tensor::randperm(n, (Kind::Int64, Device::Cpu)).to_device(device)
+}
+
 /// Train one run from scratch. Same spec, seed and device: same numbers.
 pub fn train(
     spec: &RunSpec,
     data: &Data,
     device: Device,
     on_event: &mut dyn FnMut(TrainEvent),
-) -> Outcome {
+) -> Trained {
     let start = Instant::now();
-    tch::manual_seed(spec.seed as i64);
-    let vs = nn::VarStore::new(device);
-    let model = models::build(&spec.model, &vs.root());
-    let mut opt = optimizer(spec, &vs);
+    let mut session = Session::new(spec, device);
+    let parameters = models::parameter_count(&session.vs);
     let n = data.train.len();
     let batch = spec.training.batch_size.min(n);
     let steps = (n + batch - 1) / batch;
     on_event(TrainEvent::Started {
-        parameters: models::parameter_count(&vs),
+        parameters,
         steps_per_epoch: steps,
     });
-
-    let record = |epoch: i64, train_loss: f64| {
-        let (test_loss, test_accuracy) = evaluate(model.as_ref(), &data.test);
+    let record = |model: &dyn Model, epoch: i64, train_loss: f64| {
+        let (test_loss, test_accuracy) = evaluate(model, &data.test);
         EpochRecord {
             epoch,
             train_loss,
@@ -111,24 +151,28 @@ pub fn train(
             seconds: start.elapsed().as_secs_f64(),
         }
     };
-    let first = record(0, evaluate(model.as_ref(), &data.train).0);
-    on_event(TrainEvent::Epoch(&first));
+    let diverged = |epoch| Trained {
+        outcome: Outcome::Diverged { epoch },
+        parameters,
+        artifacts: Vec::new(),
+    };
 
+    let first = record(
+        session.model.as_ref(),
+        0,
+        evaluate(session.model.as_ref(), &data.train).0,
+    );
+    on_event(TrainEvent::Epoch(&first));
     for epoch in 1..=spec.training.epochs {
-        // Shuffle on the CPU generator, so CPU and GPU see the same order.
-        let order = Tensor::randperm(n, (Kind::Int64, Device::Cpu)).to_device(device);
+        let order = shuffled(n, device);
         let mut total = Tensor::zeros([], (Kind::Double, device));
         for step in 0..steps {
             let size = batch.min(n - step * batch);
-            let idx = order.narrow(0, step * batch, size);
-            let images = data.train.images.index_select(0, &idx);
-            let labels = data.train.labels.index_select(0, &idx);
-            let loss = model.train_loss(&images, &labels);
-            opt.backward_step(&loss);
-            let detached = loss.detach().to_kind(Kind::Double);
-            total += &detached * size as f64;
+            let loss = session.step(&data.train, &order.narrow(0, step * batch, size));
+            let loss = loss.to_kind(Kind::Double);
+            total += &loss * size as f64;
             let read = (step + 1) % READ_EVERY == 0 || step + 1 == steps;
-            let value = read.then(|| detached.double_value(&[]));
+            let value = read.then(|| loss.double_value(&[]));
             on_event(TrainEvent::Step {
                 epoch,
                 step: step + 1,
@@ -149,16 +193,91 @@ pub fn train(
                 seconds: start.elapsed().as_secs_f64(),
             };
             on_event(TrainEvent::Epoch(&row));
-            return Outcome::Diverged { epoch };
+            return diverged(epoch);
         }
-        let row = record(epoch, train_loss);
-        let diverged = !row.test_loss.is_finite();
+        let row = record(session.model.as_ref(), epoch, train_loss);
         on_event(TrainEvent::Epoch(&row));
-        if diverged {
-            return Outcome::Diverged { epoch };
+        if !row.test_loss.is_finite() {
+            return diverged(epoch);
         }
     }
-    Outcome::Done
+    on_event(TrainEvent::Finishing);
+    let artifacts = tch::no_grad(|| session.model.artifacts());
+    Trained {
+        outcome: Outcome::Done,
+        parameters,
+        artifacts,
+    }
+}
+
+/// Use `threads` CPU threads for libtorch's operators.
+pub fn set_threads(threads: i32) {
+    tch::set_num_threads(threads);
+}
+
+/// CPU threads libtorch's operators use.
+pub fn threads() -> i32 {
+    tch::get_num_threads()
+}
+
+/// Training speed of a run's model on `split`, as in `train` (shuffled
+/// batches, one optimizer step each, the loss read back every
+/// `READ_EVERY` steps) but with no evaluation.
+pub struct BenchResult {
+    pub parameters: i64,
+    pub batch_size: i64,
+    pub steps: i64,
+    pub seconds: f64,
+}
+
+pub fn benchmark(
+    spec: &RunSpec,
+    split: &Split,
+    device: Device,
+    warmup: i64,
+    steps: i64,
+) -> BenchResult {
+    let mut session = Session::new(spec, device);
+    let n = split.len();
+    let batch = spec.training.batch_size.min(n);
+    let per_epoch = n / batch;
+    let mut order = shuffled(n, device);
+    let mut run = |count: i64, done: &mut i64| {
+        for _ in 0..count {
+            let k = *done % per_epoch;
+            if k == 0 && *done > 0 {
+                order = shuffled(n, device);
+            }
+            let loss = session.step(split, &order.narrow(0, k * batch, batch));
+            *done += 1;
+            if *done % READ_EVERY == 0 {
+                loss.double_value(&[]);
+            }
+        }
+    };
+    let mut done = 0;
+    run(warmup, &mut done);
+    if device.is_cuda() {
+        tch::Cuda::synchronize(device_index(device));
+    }
+    let clock = Instant::now();
+    run(steps, &mut done);
+    if device.is_cuda() {
+        tch::Cuda::synchronize(device_index(device));
+    }
+    BenchResult {
+        parameters: models::parameter_count(&session.vs),
+        batch_size: batch,
+        steps,
+        seconds: clock.elapsed().as_secs_f64(),
+    }
+}
+
+fn device_index(device: Device) -> i64 {
+    match device {
+        Device::Cuda(i) => i as i64,
+        _ => 0,
+    }
 }
 
 fn optimizer(spec: &RunSpec, vs: &nn::VarStore) -> nn::Optimizer {

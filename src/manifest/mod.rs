@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use toml::de::DeValue;
 
 use crate::spec::{
-    DataSpec, Dataset, FieldError, ModelKind, ModelSpec, RnnParams, TrainSettings, TrainSpec,
-    UNSWEEPABLE_TRAINING_KEYS,
+    DataSpec, Dataset, DiffusionParams, FieldError, ModelKind, ModelSpec, RnnParams, TrainSettings,
+    TrainSpec, TransformerParams, UNSWEEPABLE_TRAINING_KEYS,
 };
 use doc::{Doc, Seg, toml_error};
 pub use error::ManifestError;
@@ -151,7 +151,9 @@ pub fn parse(path: &Path, src: &str) -> Result<Experiment, ManifestError> {
     }
     let kind = model_kind(&doc)?;
     match kind {
-        ModelKind::Rnn => build::<RnnParams>(&doc, ModelSpec::Rnn, RnnParams::check),
+        ModelKind::Rnn => build(&doc, ModelSpec::Rnn, RnnParams::check),
+        ModelKind::Transformer => build(&doc, ModelSpec::Transformer, TransformerParams::check),
+        ModelKind::Diffusion => build(&doc, ModelSpec::Diffusion, DiffusionParams::check),
     }
 }
 
@@ -366,7 +368,7 @@ fn lr_axis(doc: &Doc, grid: &toml::Table) -> Result<Vec<Lr>, ManifestError> {
                 },
             };
             let has = |k: &str| keys.contains(&k);
-            let result = match (scale, has("step"), has("num")) {
+            match (scale, has("step"), has("num")) {
                 ("linear", true, false) => {
                     let step_path = at("step");
                     let step = match doc.get(&step_path).map(|v| v.get_ref()) {
@@ -403,8 +405,7 @@ fn lr_axis(doc: &Doc, grid: &toml::Table) -> Result<Vec<Lr>, ManifestError> {
                     &lr_path,
                     "`lr` needs `step` (linear) or `num` with `scale = \"log\"`",
                 )),
-            }?;
-            result
+            }?
         }
         other => {
             return Err(doc.error(

@@ -1,7 +1,9 @@
 //! The model families, each one struct behind the `Model` trait the training
 //! loop drives. tch lives here, in data/ and in train.rs only.
 
+pub mod diffusion;
 pub mod rnn;
+pub mod transformer;
 
 use tch::{Kind, Reduction, Tensor, nn};
 
@@ -17,12 +19,20 @@ pub trait Model {
     /// device. `first` is the batch's offset in its split, for models whose
     /// held-out loss uses fixed per-example noise.
     fn eval_batch(&self, images: &Tensor, labels: &Tensor, first: i64) -> (Tensor, Option<Tensor>);
+
+    /// Files the model makes at the end of a run (name, bytes), written
+    /// into the run's folder: the diffusion model's samples.png.
+    fn artifacts(&self) -> Vec<(String, Vec<u8>)> {
+        Vec::new()
+    }
 }
 
 /// Build the model a spec names, its parameters created under `vs`.
 pub fn build(spec: &ModelSpec, vs: &nn::Path) -> Box<dyn Model> {
     match spec {
         ModelSpec::Rnn(p) => Box::new(rnn::RnnClassifier::new(vs, p)),
+        ModelSpec::Transformer(p) => Box::new(transformer::VisionTransformer::new(vs, p)),
+        ModelSpec::Diffusion(p) => Box::new(diffusion::Ddpm::new(vs, p)),
     }
 }
 

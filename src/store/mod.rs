@@ -207,6 +207,17 @@ impl Store {
         write_atomic(&path, &metrics_csv(rows))
     }
 
+    /// A file a model made at the end of a run, such as `samples.png`.
+    pub fn write_artifact(
+        &self,
+        experiment: &str,
+        id: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        write_atomic(&self.run_dir(experiment, id).join(name), bytes)
+    }
+
     /// Whether this run's state means its results stand as they are.
     pub fn state(&self, experiment: &str, id: &str) -> Result<StoredState, StoreError> {
         Ok(match self.read_status(experiment, id)? {
