@@ -24,8 +24,11 @@ $(VENV)/.torch-ready:
 	$(VENV)/bin/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $@
 
+# --all-targets: the dev-dependencies then unify crate features exactly as
+# `cargo test --release` does, so tests and demo share one build of the
+# dependencies (plain `cargo build` would compile polars a second time).
 build: venv
-	cargo build --release
+	cargo build --release --all-targets
 
 # Plan, train and rank the quick study: RNN, Transformer and diffusion
 # (a few minutes each on 2 CPU cores).

@@ -449,6 +449,30 @@ def parse_spec(text):
     return json.loads(text)
 
 
+def profile(kind, step, steps):
+    """Print where a training step's wall time goes: inside ATen operators
+    (the libtorch kernels converge calls too) or outside them (Python and
+    the interpreter's per-call overhead, which converge does not pay).
+    wall / operator time bounds the speed-up any libtorch caller can get."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    start = time.perf_counter()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for i in range(steps):
+            step(i)
+    wall = time.perf_counter() - start
+    events = prof.key_averages()
+    # Top-level operators only: their total time includes their children.
+    top = [e for e in prof.events() if e.cpu_parent is None and not e.name.startswith("ProfilerStep")]
+    inside = sum(e.cpu_time_total for e in top) / 1e6
+    print(f"{kind}: {steps} steps, {wall / steps * 1e3:.2f} ms/step wall, "
+          f"{inside / steps * 1e3:.2f} ms/step inside top-level operators "
+          f"({100 * inside / wall:.1f}%), {(wall - inside) / steps * 1e3:.2f} ms/step outside; "
+          f"bound on a libtorch caller's speed-up: {wall / inside:.2f}x")
+    print(events.table(sort_by="self_cpu_time_total", row_limit=12))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--spec", required=True, help="run spec as JSON, or @FILE")
@@ -457,6 +481,11 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     ap.add_argument("--data", default="data/mnist", help="folder with MNIST's .gz files")
     ap.add_argument("--count", action="store_true", help="print the parameter count and exit")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the timed steps (torch.profiler): where a step spends its time",
+    )
     args = ap.parse_args(argv)
 
     spec = parse_spec(args.spec)
@@ -502,6 +531,9 @@ def main(argv=None):
 
     for i in range(args.warmup):
         step(i)
+    if args.profile:
+        profile(kind, step, args.steps)
+        return
     start = time.perf_counter()
     for i in range(args.steps):
         step(i)

@@ -33,12 +33,7 @@ struct ResBlock {
 }
 
 fn conv3(vs: nn::Path, cin: i64, cout: i64, stride: i64) -> nn::Conv2D {
-    let config = nn::ConvConfig {
-        stride,
-        padding: 1,
-        ..Default::default()
-    };
-    nn::conv2d(vs, cin, cout, 3, config)
+    super::conv2d(vs, cin, cout, 3, stride, 1)
 }
 
 impl ResBlock {
@@ -47,10 +42,10 @@ impl ResBlock {
         ResBlock {
             norm1: nn::group_norm(vs / "norm1", p.groups, cin, gn),
             conv1: conv3(vs / "conv1", cin, cout, 1),
-            time: nn::linear(vs / "time", tdim, cout, Default::default()),
+            time: super::linear(vs / "time", tdim, cout),
             norm2: nn::group_norm(vs / "norm2", p.groups, cout, gn),
             conv2: conv3(vs / "conv2", cout, cout, 1),
-            skip: (cin != cout).then(|| nn::conv2d(vs / "skip", cin, cout, 1, Default::default())),
+            skip: (cin != cout).then(|| super::conv2d(vs / "skip", cin, cout, 1, 1, 0)),
             dropout: p.dropout,
         }
     }
@@ -97,8 +92,8 @@ impl UNet {
         let block = |name: &str, cin, cout| ResBlock::new(&(vs / name), cin, cout, tdim, p);
         UNet {
             base: c0,
-            time1: nn::linear(vs / "time1", c0, tdim, Default::default()),
-            time2: nn::linear(vs / "time2", tdim, tdim, Default::default()),
+            time1: super::linear(vs / "time1", c0, tdim),
+            time2: super::linear(vs / "time2", tdim, tdim),
             conv_in: conv3(vs / "conv_in", 1, c0, 1),
             down0: block("down0", c0, c0),
             ds0: conv3(vs / "ds0", c0, c0, 2),

@@ -5,7 +5,8 @@ pub mod diffusion;
 pub mod rnn;
 pub mod transformer;
 
-use tch::{Kind, Reduction, Tensor, nn};
+use tch::nn::{self, Init};
+use tch::{Kind, Reduction, Tensor};
 
 use crate::spec::ModelSpec;
 
@@ -34,6 +35,49 @@ pub fn build(spec: &ModelSpec, vs: &nn::Path) -> Box<dyn Model> {
         ModelSpec::Transformer(p) => Box::new(transformer::VisionTransformer::new(vs, p)),
         ModelSpec::Diffusion(p) => Box::new(diffusion::Ddpm::new(vs, p)),
     }
+}
+
+/// PyTorch's default initialisation of linear and convolution layers:
+/// weights and biases from U(-1/sqrt(fan_in), 1/sqrt(fan_in)). (tch's
+/// default Kaiming init is sqrt(6) times wider, which changes how a
+/// learning-rate sweep behaves; converge follows PyTorch.)
+fn torch_uniform(fan_in: i64) -> Init {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
+}
+
+/// A linear layer initialised as PyTorch's `nn.Linear`.
+pub fn linear(vs: nn::Path, inputs: i64, outputs: i64) -> nn::Linear {
+    let init = torch_uniform(inputs);
+    let config = nn::LinearConfig {
+        ws_init: init,
+        bs_init: Some(init),
+        bias: true,
+    };
+    nn::linear(vs, inputs, outputs, config)
+}
+
+/// A square-kernel convolution initialised as PyTorch's `nn.Conv2d`.
+pub fn conv2d(
+    vs: nn::Path,
+    inputs: i64,
+    outputs: i64,
+    kernel: i64,
+    stride: i64,
+    padding: i64,
+) -> nn::Conv2D {
+    let init = torch_uniform(inputs * kernel * kernel);
+    let config = nn::ConvConfig {
+        stride,
+        padding,
+        ws_init: init,
+        bs_init: init,
+        ..Default::default()
+    };
+    nn::conv2d(vs, inputs, outputs, kernel, config)
 }
 
 /// Number of trainable scalars.

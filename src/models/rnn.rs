@@ -50,12 +50,7 @@ impl RnnClassifier {
                 weights.push(rnn.var(&format!("bias_hh_l{layer}{suffix}"), &[g], init));
             }
         }
-        let head = nn::linear(
-            vs / "head",
-            p.hidden * directions,
-            CLASSES,
-            Default::default(),
-        );
+        let head = super::linear(vs / "head", p.hidden * directions, CLASSES);
         RnnClassifier {
             cell: p.cell,
             layers: p.layers,

@@ -25,14 +25,13 @@ struct Block {
 impl Block {
     fn new(vs: &nn::Path, p: &TransformerParams) -> Block {
         let d = p.d_model;
-        let lin = Default::default();
         Block {
             ln1: nn::layer_norm(vs / "ln1", vec![d], Default::default()),
-            qkv: nn::linear(vs / "qkv", d, 3 * d, lin),
-            proj: nn::linear(vs / "proj", d, d, lin),
+            qkv: super::linear(vs / "qkv", d, 3 * d),
+            proj: super::linear(vs / "proj", d, d),
             ln2: nn::layer_norm(vs / "ln2", vec![d], Default::default()),
-            fc1: nn::linear(vs / "fc1", d, p.mlp, lin),
-            fc2: nn::linear(vs / "fc2", p.mlp, d, lin),
+            fc1: super::linear(vs / "fc1", d, p.mlp),
+            fc2: super::linear(vs / "fc2", p.mlp, d),
         }
     }
 
@@ -95,12 +94,7 @@ impl VisionTransformer {
             patch: (p.patch_height, p.patch_width),
             heads: p.heads,
             dropout: p.dropout,
-            embed: nn::linear(
-                vs / "embed",
-                p.patch_height * p.patch_width,
-                d,
-                Default::default(),
-            ),
+            embed: super::linear(vs / "embed", p.patch_height * p.patch_width, d),
             cls: vs.var("cls", &[1, 1, d], Init::Const(0.0)),
             pos: vs.var(
                 "pos",
@@ -112,7 +106,7 @@ impl VisionTransformer {
             ),
             blocks,
             norm: nn::layer_norm(vs / "norm", vec![d], Default::default()),
-            head: nn::linear(vs / "head", d, CLASSES, Default::default()),
+            head: super::linear(vs / "head", d, CLASSES),
         }
     }
 
