@@ -32,15 +32,15 @@ fn a_killed_run_is_retrained_to_the_same_curve() {
             started.elapsed() < Duration::from_secs(120),
             "no epoch finished"
         );
-        if let Ok(dirs) = std::fs::read_dir(p.results().join("killed/runs")) {
-            if let Some(dir) = dirs.flatten().next() {
-                let m = dir.path().join("metrics.csv");
-                let rows = std::fs::read_to_string(&m)
-                    .map(|t| t.lines().count())
-                    .unwrap_or(0);
-                if rows >= 3 {
-                    break m;
-                }
+        if let Ok(dirs) = std::fs::read_dir(p.results().join("killed/runs"))
+            && let Some(dir) = dirs.flatten().next()
+        {
+            let m = dir.path().join("metrics.csv");
+            let rows = std::fs::read_to_string(&m)
+                .map(|t| t.lines().count())
+                .unwrap_or(0);
+            if rows >= 3 {
+                break m;
             }
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -10,17 +10,8 @@ fn sweep_trains_once_reuses_and_trains_only_what_is_new() {
     let p = Project::new();
     p.write_manifest("tiny", "1e-3, 3e-3", "");
 
-    let out = p
-        .converge(&["plan", "tiny.toml"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    assert!(
-        stdout(&out).contains("tiny (tiny.toml): 2 runs: 2 new"),
-        "{}",
-        stdout(&out)
-    );
+    let out = p.stdout_ok(&["plan", "tiny.toml"]);
+    assert!(out.contains("tiny (tiny.toml): 2 runs: 2 new"), "{}", out);
     assert!(!p.results().exists(), "plan writes nothing");
 
     p.converge(&["run", "tiny.toml"])
@@ -70,13 +61,8 @@ fn sweep_trains_once_reuses_and_trains_only_what_is_new() {
 
     // One more learning rate: one more run; reformatting changes nothing.
     p.write_manifest("tiny", "0.001,   0.003, 2e-3", "# reformatted");
-    let out = p
-        .converge(&["plan", "tiny.toml", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let out = p.stdout_ok(&["plan", "tiny.toml", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
     let states: Vec<&str> = rows
         .as_array()
         .unwrap()
@@ -92,30 +78,20 @@ fn sweep_trains_once_reuses_and_trains_only_what_is_new() {
 
     // Dropping a learning rate leaves its results, shown as orphaned.
     p.write_manifest("tiny", "1e-3, 2e-3", "");
-    let out = p
-        .converge(&["plan", "tiny.toml"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+    let out = p.stdout_ok(&["plan", "tiny.toml"]);
     assert!(
-        stdout(&out).contains("2 done, 0 diverged, 0 failed, 0 interrupted, 1 orphaned"),
+        out.contains("2 done, 0 diverged, 0 failed, 0 interrupted, 1 orphaned"),
         "{}",
-        stdout(&out)
+        out
     );
 
     // The report ranks the runs the manifest names.
     p.write_manifest("tiny", "1e-3, 3e-3, 2e-3", "");
-    let out = p
-        .converge(&["report", "tiny.toml"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+    let out = p.stdout_ok(&["report", "tiny.toml"]);
     assert!(
-        stdout(&out).contains("tiny: ranked by L_fin of test_loss"),
+        out.contains("tiny: ranked by L_fin of test_loss"),
         "{}",
-        stdout(&out)
+        out
     );
     let ranking = std::fs::read_to_string(p.results().join("tiny/report/ranking.csv")).unwrap();
     let mut reader = csv::Reader::from_reader(ranking.as_bytes());
@@ -169,17 +145,12 @@ fn a_diverging_run_is_kept_and_the_sweep_goes_on() {
         .assert()
         .success()
         .stdout(contains("computed 0, reused 2"));
-    let out = p
-        .converge(&["report", "boom.toml"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+    let out = p.stdout_ok(&["report", "boom.toml"]);
     let ranking = std::fs::read_to_string(p.results().join("boom/report/ranking.csv")).unwrap();
     let last = ranking.lines().last().unwrap();
     assert!(
         last.contains(",diverged,"),
         "diverged ranks last:\n{ranking}\n{}",
-        stdout(&out)
+        out
     );
 }

@@ -53,12 +53,8 @@ impl ResBlock {
     fn forward(&self, x: &Tensor, temb: &Tensor, train: bool) -> Tensor {
         let h = self.norm1.forward(x).silu().apply(&self.conv1);
         let h = h + temb.silu().apply(&self.time).unsqueeze(-1).unsqueeze(-1);
-        let h = self
-            .norm2
-            .forward(&h)
-            .silu()
-            .dropout(self.dropout, train)
-            .apply(&self.conv2);
+        let h =
+            super::dropout(&self.norm2.forward(&h).silu(), self.dropout, train).apply(&self.conv2);
         match &self.skip {
             Some(skip) => h + x.apply(skip),
             None => h + x,

@@ -28,6 +28,37 @@ pub trait Model {
     }
 }
 
+/// A model that predicts one of MNIST's ten classes: its loss is the
+/// cross-entropy of its logits, and it has an accuracy.
+pub trait Classifier {
+    /// Logits [B, 10]; `train` turns dropout on.
+    fn logits(&self, images: &Tensor, train: bool) -> Tensor;
+}
+
+impl<C: Classifier> Model for C {
+    fn train_loss(&self, images: &Tensor, labels: &Tensor) -> Tensor {
+        self.logits(images, true).cross_entropy_loss::<Tensor>(
+            labels,
+            None,
+            Reduction::Mean,
+            -100,
+            0.0,
+        )
+    }
+
+    fn eval_batch(
+        &self,
+        images: &Tensor,
+        labels: &Tensor,
+        _first: i64,
+    ) -> (Tensor, Option<Tensor>) {
+        let logits = self.logits(images, false);
+        let loss = logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Sum, -100, 0.0);
+        let correct = logits.argmax(-1, false).eq_tensor(labels).sum(Kind::Int64);
+        (loss, Some(correct))
+    }
+}
+
 /// Build the model a spec names, its parameters created under `vs`.
 pub fn build(spec: &ModelSpec, vs: &nn::Path) -> Box<dyn Model> {
     match spec {
@@ -80,6 +111,18 @@ pub fn conv2d(
     nn::conv2d(vs, inputs, outputs, kernel, config)
 }
 
+/// Inverted dropout: each element kept with probability 1 - p and scaled
+/// by 1 / (1 - p), as torch's dropout, but with the keep mask drawn as
+/// `uniform >= p`. libtorch's CPU `bernoulli_` is not vectorised and took a
+/// third of a Transformer step; `uniform_` is (see BENCHMARKS.md).
+pub fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
+    if !train || p == 0.0 {
+        return x.shallow_clone();
+    }
+    let keep = x.rand_like().ge(p).to_kind(x.kind()) * (1.0 / (1.0 - p));
+    x * keep
+}
+
 /// Number of trainable scalars.
 pub fn parameter_count(vs: &nn::VarStore) -> i64 {
     vs.trainable_variables()
@@ -93,9 +136,25 @@ pub fn parameter_count(vs: &nn::VarStore) -> i64 {
 pub const MNIST_MEAN: f64 = 0.1307;
 pub const MNIST_STD: f64 = 0.3081;
 
-/// Shared by the classifiers: loss sum and correct count of a batch.
-pub fn classifier_eval(logits: &Tensor, labels: &Tensor) -> (Tensor, Option<Tensor>) {
-    let loss = logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Sum, -100, 0.0);
-    let correct = logits.argmax(-1, false).eq_tensor(labels).sum(Kind::Int64);
-    (loss, Some(correct))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn dropout_keeps_one_minus_p_and_rescales() {
+        let x = Tensor::ones([200_000], (Kind::Float, Device::Cpu));
+        let y = dropout(&x, 0.25, true);
+        let kept = y
+            .ne(0.0)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[]);
+        assert!((kept - 0.75).abs() < 0.01, "kept {kept}");
+        let max = y.max().double_value(&[]);
+        let min_kept = y.masked_select(&y.ne(0.0)).min().double_value(&[]);
+        assert!((max - 1.0 / 0.75).abs() < 1e-6 && (min_kept - max).abs() < 1e-6);
+        assert!(dropout(&x, 0.25, false).equal(&x));
+        assert!(dropout(&x, 0.0, true).equal(&x));
+    }
 }

@@ -3,10 +3,10 @@
 //! classified by a linear layer from the last layer's final hidden state.
 //! Weights are initialised as PyTorch's nn.LSTM does: U(-1/sqrt(h), 1/sqrt(h)).
 
+use tch::Tensor;
 use tch::nn::{self, Init, Module};
-use tch::{Reduction, Tensor};
 
-use super::{MNIST_MEAN, MNIST_STD, Model, classifier_eval};
+use super::{Classifier, MNIST_MEAN, MNIST_STD};
 use crate::spec::{Cell, RnnParams};
 
 const ROWS: i64 = 28;
@@ -59,7 +59,9 @@ impl RnnClassifier {
             head,
         }
     }
+}
 
+impl Classifier for RnnClassifier {
     fn logits(&self, images: &Tensor, train: bool) -> Tensor {
         let batch = images.size()[0];
         let seq = ((images - MNIST_MEAN) / MNIST_STD).view([batch, ROWS, ROWS]);
@@ -89,30 +91,10 @@ impl RnnClassifier {
     }
 }
 
-impl Model for RnnClassifier {
-    fn train_loss(&self, images: &Tensor, labels: &Tensor) -> Tensor {
-        self.logits(images, true).cross_entropy_loss::<Tensor>(
-            labels,
-            None,
-            Reduction::Mean,
-            -100,
-            0.0,
-        )
-    }
-
-    fn eval_batch(
-        &self,
-        images: &Tensor,
-        labels: &Tensor,
-        _first: i64,
-    ) -> (Tensor, Option<Tensor>) {
-        classifier_eval(&self.logits(images, false), labels)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::Model;
     use tch::{Device, Kind, nn::OptimizerConfig};
 
     fn params(cell: Cell, layers: i64, bidirectional: bool) -> RnnParams {

@@ -4,10 +4,10 @@
 //! self-attention (libtorch's scaled dot-product attention) and a GELU MLP,
 //! and a linear head on the class token.
 
+use tch::Tensor;
 use tch::nn::{self, Init, Module};
-use tch::{Reduction, Tensor};
 
-use super::{MNIST_MEAN, MNIST_STD, Model, classifier_eval};
+use super::{Classifier, MNIST_MEAN, MNIST_STD};
 use crate::spec::TransformerParams;
 
 const SIDE: i64 = 28;
@@ -43,31 +43,37 @@ impl Block {
             .apply(&self.qkv)
             .reshape([b, t, 3, heads, d / heads])
             .permute([2, 0, 3, 1, 4]);
-        let p = if train { dropout } else { 0.0 };
-        let attention = Tensor::scaled_dot_product_attention(
-            &qkv.get(0),
-            &qkv.get(1),
-            &qkv.get(2),
-            None::<Tensor>,
-            p,
-            false,
-            None,
-            false,
-        )
-        .transpose(1, 2)
-        .reshape([b, t, d])
-        .apply(&self.proj)
-        .dropout(dropout, train);
+        let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+        let attention = if train && dropout > 0.0 {
+            // Attention dropout needs the probabilities: the math path of
+            // scaled dot-product attention, with our faster dropout.
+            let scale = 1.0 / ((d / heads) as f64).sqrt();
+            let probs = (q.matmul(&k.transpose(-2, -1)) * scale).softmax(-1, q.kind());
+            super::dropout(&probs, dropout, true).matmul(&v)
+        } else {
+            Tensor::scaled_dot_product_attention(
+                &q,
+                &k,
+                &v,
+                None::<Tensor>,
+                0.0,
+                false,
+                None,
+                false,
+            )
+        };
+        let attention = super::dropout(
+            &attention
+                .transpose(1, 2)
+                .reshape([b, t, d])
+                .apply(&self.proj),
+            dropout,
+            train,
+        );
         let x = x + attention;
-        let mlp = self
-            .ln2
-            .forward(&x)
-            .apply(&self.fc1)
-            .gelu("none")
-            .dropout(dropout, train)
-            .apply(&self.fc2)
-            .dropout(dropout, train);
-        x + mlp
+        let hidden = self.ln2.forward(&x).apply(&self.fc1).gelu("none");
+        let mlp = super::dropout(&hidden, dropout, train).apply(&self.fc2);
+        x + super::dropout(&mlp, dropout, train)
     }
 }
 
@@ -109,8 +115,10 @@ impl VisionTransformer {
             head: super::linear(vs / "head", d, CLASSES),
         }
     }
+}
 
-    pub fn logits(&self, images: &Tensor, train: bool) -> Tensor {
+impl Classifier for VisionTransformer {
+    fn logits(&self, images: &Tensor, train: bool) -> Tensor {
         let b = images.size()[0];
         let (ph, pw) = self.patch;
         let patches = ((images - MNIST_MEAN) / MNIST_STD)
@@ -125,7 +133,7 @@ impl VisionTransformer {
             ],
             1,
         ) + &self.pos;
-        let mut x = tokens.dropout(self.dropout, train);
+        let mut x = super::dropout(&tokens, self.dropout, train);
         for block in &self.blocks {
             x = block.forward(&x, self.heads, self.dropout, train);
         }
@@ -133,30 +141,10 @@ impl VisionTransformer {
     }
 }
 
-impl Model for VisionTransformer {
-    fn train_loss(&self, images: &Tensor, labels: &Tensor) -> Tensor {
-        self.logits(images, true).cross_entropy_loss::<Tensor>(
-            labels,
-            None,
-            Reduction::Mean,
-            -100,
-            0.0,
-        )
-    }
-
-    fn eval_batch(
-        &self,
-        images: &Tensor,
-        labels: &Tensor,
-        _first: i64,
-    ) -> (Tensor, Option<Tensor>) {
-        classifier_eval(&self.logits(images, false), labels)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::Model;
     use tch::nn::OptimizerConfig;
     use tch::{Device, Kind};
 

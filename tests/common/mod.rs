@@ -70,6 +70,12 @@ lr = [{lrs}]
         cmd
     }
 
+    /// Run converge, require success, return its stdout.
+    pub fn stdout_ok(&self, args: &[&str]) -> String {
+        let out = self.converge(args).assert().success().get_output().clone();
+        stdout(&out)
+    }
+
     pub fn run_dirs(&self, experiment: &str) -> Vec<PathBuf> {
         let dir = self.results().join(experiment).join("runs");
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
