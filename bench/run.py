@@ -37,6 +37,7 @@ MANIFESTS = [
 REFERENCE = Path(__file__).resolve().parent / "reference.py"
 DEFAULT_DATA = "data/mnist"
 TARGET_RATIO = 1.3
+ANALYSIS_MARKER = "<!-- analysis: kept by bench/run.py -->"
 
 
 def log(message):
@@ -229,7 +230,12 @@ optimizer step; both sides read the loss back every 10 steps.
         report += f"\nSteps/s of each round:\n\n{raw}\n"
     if notes:
         report += "\n" + "\n".join(f"Note: {n}" for n in notes) + "\n"
-    Path(args.out).write_text(report)
+    # Keep the hand-written analysis (profiles, explanations) below the
+    # marker: only the measurements above it are regenerated.
+    out = Path(args.out)
+    if out.exists() and ANALYSIS_MARKER in out.read_text():
+        report = report.rstrip("\n") + "\n\n" + ANALYSIS_MARKER + out.read_text().split(ANALYSIS_MARKER, 1)[1]
+    out.write_text(report)
     print(body)
     for n in notes:
         print(f"Note: {n}")
