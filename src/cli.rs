@@ -104,7 +104,7 @@ fn plan_cmd(target: &Target, json: bool) -> Result<(), Error> {
     let mut all = Vec::new();
     let mut text = String::new();
     for exp in &experiments {
-        let (_, rows) = schedule::plan_rows(&store, exp)?;
+        let rows = schedule::plan_rows(&store, exp)?;
         let count = |s: StoredState| rows.iter().filter(|r| r.state == s).count();
         text.push_str(&format!(
             "{} ({}): {} runs: {} new, {} done, {} diverged, {} failed, {} interrupted, {} orphaned\n",

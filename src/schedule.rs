@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::events::Observer;
 use crate::exec::{self, Provenance, RunContext};
 use crate::manifest::Experiment;
-use crate::plan::{self, Run};
+use crate::plan;
 use crate::store::{RunState, Store, StoredState};
 use crate::train;
 
@@ -25,7 +25,7 @@ pub struct PlanRow {
 
 /// Every run of an experiment's matrix with its stored state, then the runs
 /// in its results that the manifest no longer names.
-pub fn plan_rows(store: &Store, exp: &Experiment) -> Result<(Vec<Run>, Vec<PlanRow>), Error> {
+pub fn plan_rows(store: &Store, exp: &Experiment) -> Result<Vec<PlanRow>, Error> {
     let runs = plan::expand(exp);
     let mut rows = Vec::new();
     for run in &runs {
@@ -48,7 +48,7 @@ pub fn plan_rows(store: &Store, exp: &Experiment) -> Result<(Vec<Run>, Vec<PlanR
             });
         }
     }
-    Ok((runs, rows))
+    Ok(rows)
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

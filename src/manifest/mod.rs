@@ -446,8 +446,8 @@ fn variants<P>(
 where
     P: Serialize + DeserializeOwned + Clone,
 {
-    let model_keys = toml::Table::try_from(&raw.model).expect("model params serialize");
-    let training_keys = toml::Table::try_from(&raw.training).expect("training serializes");
+    let model_keys = table_of(&raw.model);
+    let training_keys = table_of(&raw.training);
     let mut current = vec![(raw.model.clone(), raw.training.clone(), Vec::new())];
     for (key, value) in raw.grid.iter().filter(|(k, _)| k.as_str() != "lr") {
         let key_path = [Seg::Key("grid"), Seg::Key(key)];
@@ -489,18 +489,12 @@ where
                 labels.push((key.clone(), label_of(v)));
                 let (model, training) = match section {
                     Section::Model => {
-                        let m: P = with_value(&model_keys_of(model), key, v)
-                            .map_err(|m| doc.error(&at, m))?;
+                        let m = with_value(model, key, v).map_err(|m| doc.error(&at, m))?;
                         check(&m).map_err(|e| doc.error(&at, e.message))?;
                         (m, training.clone())
                     }
                     Section::Training => {
-                        let t: TrainSettings = with_value(
-                            &toml::Table::try_from(training).expect("training serializes"),
-                            key,
-                            v,
-                        )
-                        .map_err(|m| doc.error(&at, m))?;
+                        let t = with_value(training, key, v).map_err(|m| doc.error(&at, m))?;
                         t.check().map_err(|e| doc.error(&at, e.message))?;
                         (model.clone(), t)
                     }
@@ -520,17 +514,18 @@ where
         .collect())
 }
 
-fn model_keys_of<P: Serialize>(model: &P) -> toml::Table {
-    toml::Table::try_from(model).expect("model params serialize")
+/// Settings as a TOML table: every key, defaults included.
+fn table_of<T: Serialize>(settings: &T) -> toml::Table {
+    toml::Table::try_from(settings).expect("settings serialize to a table")
 }
 
 /// `base` with `key` set to `value`, deserialized (and so type-checked) again.
-fn with_value<T: DeserializeOwned>(
-    base: &toml::Table,
+fn with_value<T: Serialize + DeserializeOwned>(
+    base: &T,
     key: &str,
     value: &toml::Value,
 ) -> Result<T, String> {
-    let mut table = base.clone();
+    let mut table = table_of(base);
     table.insert(key.to_string(), value.clone());
     toml::Value::Table(table)
         .try_into()
